@@ -1,0 +1,134 @@
+"""The `pqd` command: parses options, calls the Python API, prints the result. No logic of its own."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import yaml
+
+from pqd.errors import PQDError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="pqd: prune -> quantize (INT8 QAT) -> distill CNN classifiers, measured on the deployed "
+                       "artifact.")
+
+
+def _read_yaml(path: Optional[Path]) -> dict:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise PQDError(f"config file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        raise PQDError(f"{path}: not valid YAML; fix the syntax") from None
+    if not isinstance(data, dict):
+        raise PQDError(f"{path}: expected a mapping of config fields")
+    return data
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., help="Run directory to create (or continue with --resume)."),
+    model: str = typer.Option("resnet18", help="resnet18 | wrn28_10 | vgg16_bn"),
+    dataset: str = typer.Option("cifar10", help="cifar10 | cifar100"),
+    data_dir: Path = typer.Option(Path("data"), help="Folder holding cifar-10-batches-py/ or cifar-100-python/."),
+    download: bool = typer.Option(False, help="Download the official archive (MD5-checked) when missing."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs [default 1]."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size [default 128]."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate [default 0.1]."),
+    warmup_epochs: Optional[float] = typer.Option(None, help="Linear warm-up epochs [default 0]."),
+    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing [default 0]."),
+    amp: Optional[str] = typer.Option(None, help="auto | off | bf16 | fp16 [default auto]."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    seed: Optional[int] = typer.Option(None, help="Random seed [default 0]."),
+    width: Optional[float] = typer.Option(None, help="Channel width multiplier (tiny models for quick tests)."),
+    val_size: Optional[int] = typer.Option(None, help="Hold N training images out as a validation split."),
+    subset: Optional[int] = typer.Option(None, help="Train on the first N training images only."),
+    test_subset: Optional[int] = typer.Option(None, help="Test on the first N test images only."),
+    device: str = typer.Option("auto", help="cpu | cuda | auto"),
+    config: Optional[Path] = typer.Option(None, help="YAML with any BaselineConfig fields (options override it)."),
+    resume: bool = typer.Option(False, help="Continue the interrupted run in --out with its saved config."),
+):
+    """Train an FP32 baseline (the teacher) from scratch."""
+    from pqd.training import train as api_train
+
+    cfg = _read_yaml(config)
+    cfg.setdefault("model", model)
+    cfg["device"] = device
+    data = cfg.setdefault("data", {})
+    data.update({k: v for k, v in {"dataset": dataset, "data_dir": str(data_dir), "download": download or None,
+                                   "val_size": val_size, "subset": subset, "test_subset": test_subset}.items()
+                 if v is not None})
+    tr = cfg.setdefault("train", {})
+    tr.update({k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "warmup_epochs": warmup_epochs,
+                                 "label_smoothing": label_smoothing, "amp": amp, "compile": compile,
+                                 "seed": seed}.items() if v is not None})
+    if width is not None:
+        cfg.setdefault("model_options", {})["width"] = width
+    typer.echo(str(api_train(cfg, out=out, resume=resume)))
+
+
+@app.command("eval")
+def eval_cmd(
+    target: Path = typer.Argument(..., help="A run directory, a model.pt, or an exported .onnx file."),
+    dataset: Optional[str] = typer.Option(None, help="cifar10 | cifar100 [default: the run's]."),
+    data_dir: Optional[Path] = typer.Option(None, help="Dataset folder [default: the run's]."),
+    split: str = typer.Option("test", help="test | val | train"),
+    subset: Optional[int] = typer.Option(None, help="Evaluate the first N images only."),
+    runtime: str = typer.Option("ort", help="For .onnx files: ort (ONNX Runtime) | openvino."),
+    device: str = typer.Option("cpu", help="For PyTorch models: cpu | cuda | auto."),
+):
+    """Top-1 accuracy of a PyTorch run or of an exported ONNX artifact."""
+    from pqd.measure.accuracy import evaluate_target
+
+    typer.echo(str(evaluate_target(target, dataset=dataset, data_dir=data_dir, split=split, subset=subset,
+                                   runtime=runtime, device=device)))
+
+
+@app.command()
+def compress(
+    out: Path = typer.Option(..., help="Run directory to create (or continue with --resume)."),
+    recipe: Optional[Path] = typer.Option(None, help="Recipe YAML (see recipes/)."),
+    teacher: Optional[Path] = typer.Option(None, help="Trained FP32 run: the starting model and the KD teacher."),
+    student: Optional[Path] = typer.Option(None, help="Start from this run instead of the teacher."),
+    data_dir: Optional[Path] = typer.Option(None, help="Dataset folder [default: the teacher run's]."),
+    dataset: Optional[str] = typer.Option(None, help="cifar10 | cifar100 [default: the teacher run's]."),
+    subset: Optional[int] = typer.Option(None, help="Train on the first N training images only."),
+    test_subset: Optional[int] = typer.Option(None, help="Test on the first N test images only."),
+    device: str = typer.Option("auto", help="cpu | cuda | auto"),
+    resume: bool = typer.Option(False, help="Continue the interrupted run in --out at its stage and epoch."),
+):
+    """Run an ordered recipe of prune / quantize / distill stages on a trained model."""
+    from pqd.stages import compress as api_compress
+
+    typer.echo(str(api_compress(recipe, out=out, teacher=teacher, student=student, data_dir=data_dir,
+                                dataset=dataset, subset=subset, test_subset=test_subset, device=device,
+                                resume=resume)))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI; returns the exit status. User errors print one line and return 2, never a traceback."""
+    try:
+        app(args=argv, prog_name="pqd")  # standalone mode: typer reports usage errors itself
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except PQDError as e:
+        typer.echo(f"pqd: error: {e}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("pqd: interrupted; the last epoch checkpoint is kept: rerun with --resume to continue", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

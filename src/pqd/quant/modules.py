@@ -1,0 +1,214 @@
+"""Fake-quantization modules built on ``torch.fake_quantize_per_channel_affine`` / ``per_tensor_affine``.
+
+``prepare_qat`` swaps, in place: ConvBN -> QConvBN (BN folded), plain Conv2d -> QConvBN without BN,
+Linear -> QLinear, QuantPoint -> ActFakeQuant, standalone BatchNorm2d -> QBatchNorm2d (freezable). Parameters and
+buffers keep their identity, so pruning masks and optimizer state carry over.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pqd.models.layers import ConvBN, QuantPoint
+
+W_QMAX = 127  # symmetric int8 weights in [-127, 127]
+A_QMIN, A_QMAX = 0, 255  # uint8 activations
+
+
+def weight_scale(w: torch.Tensor) -> torch.Tensor:
+    """Per-output-channel symmetric scale max|w| / 127 (float32)."""
+    amax = w.detach().float().abs().flatten(1).amax(1)
+    return (amax / W_QMAX).clamp_min(1e-12)
+
+
+def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
+    s = weight_scale(w)
+    zp = torch.zeros_like(s, dtype=torch.int32)
+    return torch.fake_quantize_per_channel_affine(w.float(), s, zp, 0, -W_QMAX, W_QMAX)
+
+
+def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The int8 weights and scales that ``fake_quant_weight`` simulates: q * scale == fake_quant_weight(w)."""
+    s = weight_scale(w)
+    q = torch.round(fake_quant_weight(w).detach() / s.view(-1, *[1] * (w.ndim - 1)))
+    return q.to(torch.int8), s
+
+
+class ActFakeQuant(nn.Module):
+    """Per-tensor uint8 fake quantizer with a moving-average min/max observer (the range always includes 0)."""
+
+    def __init__(self, averaging_constant: float = 0.01):
+        super().__init__()
+        self.averaging_constant = averaging_constant
+        self.register_buffer("min_val", torch.tensor(0.0))
+        self.register_buffer("max_val", torch.tensor(0.0))
+        self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer("observing", torch.tensor(True))
+        self.force_observe = False  # set by ``calibrate`` to observe in eval mode
+
+    @torch.no_grad()
+    def observe(self, x: torch.Tensor) -> None:
+        mn, mx = x.detach().min().float(), x.detach().max().float()
+        if not bool(self.initialized):
+            self.min_val.copy_(mn)
+            self.max_val.copy_(mx)
+            self.initialized.fill_(True)
+        else:
+            c = self.averaging_constant
+            self.min_val.mul_(1 - c).add_(c * mn)
+            self.max_val.mul_(1 - c).add_(c * mx)
+
+    def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mn = torch.clamp(self.min_val, max=0.0)
+        mx = torch.clamp(self.max_val, min=0.0)
+        scale = ((mx - mn) / (A_QMAX - A_QMIN)).clamp_min(1e-8)
+        zp = torch.clamp(torch.round(-mn / scale), A_QMIN, A_QMAX).to(torch.int32)
+        return scale.reshape(1), zp.reshape(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(self.observing) and (self.training or self.force_observe):
+            self.observe(x)
+        return self.requantize(x)
+
+    def requantize(self, x: torch.Tensor) -> torch.Tensor:
+        """Quantize with the current range, without observing (e.g. after max-pooling)."""
+        scale, zp = self.qparams()
+        return torch.fake_quantize_per_tensor_affine(x.float(), scale, zp, A_QMIN, A_QMAX)
+
+    def extra_repr(self) -> str:
+        return f"range=[{float(self.min_val):.4g}, {float(self.max_val):.4g}], observing={bool(self.observing)}"
+
+
+class QConvBN(nn.Module):
+    """Conv2d with its following BatchNorm2d folded in and int8 weights simulated.
+
+    Training with live BN (before freezing): weights are folded with the running std and fake-quantized, the
+    convolution output is un-scaled and batch norm normalises with batch statistics (Jacob et al. 2018,
+    Krishnamoorthi 2018). Frozen BN or eval mode: conv(x, fq(w * gamma / sigma)) + folded bias, exactly the
+    deployed convolution.
+    """
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None):
+        super().__init__()
+        self.conv = conv
+        self.bn = bn
+        self.register_buffer("bn_frozen", torch.tensor(False))
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(folded float weight, folded bias, gamma / sigma) with running statistics."""
+        w, b = self.conv.weight, self.conv.bias
+        if self.bn is None:
+            return w, b, None
+        g = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        bias = b if b is not None else torch.zeros_like(self.bn.running_mean)
+        return w * g.view(-1, 1, 1, 1), self.bn.bias + (bias - self.bn.running_mean) * g, g
+
+    def _conv(self, x, w, b):
+        c = self.conv
+        return F.conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b, g = self.folded()
+        wq = fake_quant_weight(w)
+        if self.bn is not None and self.training and not bool(self.bn_frozen):
+            y = self._conv(x, wq, None) / g.view(1, -1, 1, 1)
+            if self.conv.bias is not None:
+                y = y + self.conv.bias.view(1, -1, 1, 1)
+            return self.bn(y)
+        return self._conv(x, wq, b)
+
+
+class QLinear(nn.Module):
+    """Linear layer with per-output-channel int8 weights simulated."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.float(), fake_quant_weight(self.linear.weight), self.linear.bias)
+
+
+class QBatchNorm2d(nn.BatchNorm2d):
+    """A batch norm that is not folded into a convolution (pre-activation nets); it stays float when deployed,
+    and uses running statistics once frozen."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("frozen", torch.tensor(False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        training = self.training and not bool(self.frozen)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training,
+                            self.momentum if self.momentum is not None else 0.1, self.eps)
+
+
+def _swap(module: nn.Module) -> nn.Module | None:
+    if isinstance(module, ConvBN):
+        return QConvBN(module.conv, module.bn)
+    if isinstance(module, nn.Conv2d):
+        return QConvBN(module, None)
+    if isinstance(module, nn.Linear):
+        return QLinear(module)
+    if isinstance(module, QuantPoint):
+        return ActFakeQuant()
+    if type(module) is nn.BatchNorm2d:
+        new = QBatchNorm2d(module.num_features, module.eps, module.momentum)
+        new.weight, new.bias = module.weight, module.bias
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            setattr(new, name, getattr(module, name))
+        return new
+    return None
+
+
+def prepare_qat(model: nn.Module) -> nn.Module:
+    """Swap every quantizable module of a pqd model for its fake-quantized form, in place. Idempotent."""
+    if is_quantized(model):
+        return model
+
+    def visit(parent: nn.Module) -> None:
+        for name, child in list(parent.named_children()):
+            new = _swap(child)
+            if new is not None:
+                setattr(parent, name, new)
+            else:
+                visit(child)
+
+    visit(model)
+    return model
+
+
+def is_quantized(model: nn.Module) -> bool:
+    return any(isinstance(m, (ActFakeQuant, QConvBN, QLinear)) for m in model.modules())
+
+
+def freeze(model: nn.Module, *, observers: bool = True, bn: bool = True) -> None:
+    """Stop range observation and/or batch-norm statistics updates (late in QAT)."""
+    for m in model.modules():
+        if observers and isinstance(m, ActFakeQuant):
+            m.observing.fill_(False)
+        if bn and isinstance(m, QConvBN):
+            m.bn_frozen.fill_(True)
+        if bn and isinstance(m, QBatchNorm2d):
+            m.frozen.fill_(True)
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, inputs: Iterable[torch.Tensor]) -> None:
+    """Initialise activation ranges by running ``inputs`` through the model in eval mode."""
+    fqs = [m for m in model.modules() if isinstance(m, ActFakeQuant)]
+    was = model.training
+    model.eval()
+    for m in fqs:
+        m.force_observe = True
+    try:
+        for x in inputs:
+            model(x)
+    finally:
+        for m in fqs:
+            m.force_observe = False
+        model.train(was)
