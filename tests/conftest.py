@@ -57,7 +57,7 @@ def cifar100_dir(tmp_path_factory) -> Path:
     return make_cifar(tmp_path_factory.mktemp("c100"), "cifar100", n_train=400, n_test=200)
 
 
-TINY_TRAIN = {"epochs": 3, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "amp": "off"}
+TINY_TRAIN = {"epochs": 5, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "amp": "off"}
 
 
 @pytest.fixture(scope="session")

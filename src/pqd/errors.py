@@ -11,7 +11,8 @@ class PQDError(Exception):
 
 def format_validation_error(e, source: str) -> str:
     """One line for a pydantic ValidationError: '<source>: <field path>: <problem> (got <value>)'."""
-    err = e.errors()[0]
+    errors = e.errors()
+    err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])  # a typo explains the rest
     loc = ""
     for p in err["loc"]:
         loc += f"[{p}]" if isinstance(p, int) else (f".{p}" if loc else str(p))

@@ -186,15 +186,15 @@ def is_quantized(model: nn.Module) -> bool:
     return any(isinstance(m, (ActFakeQuant, QConvBN, QLinear)) for m in model.modules())
 
 
-def freeze(model: nn.Module, *, observers: bool = True, bn: bool = True) -> None:
-    """Stop range observation and/or batch-norm statistics updates (late in QAT)."""
+def freeze(model: nn.Module, *, observers: bool = True, bn: bool = True, frozen: bool = True) -> None:
+    """Stop (or with ``frozen=False`` restart) range observation and/or batch-norm statistics updates."""
     for m in model.modules():
         if observers and isinstance(m, ActFakeQuant):
-            m.observing.fill_(False)
+            m.observing.fill_(not frozen)
         if bn and isinstance(m, QConvBN):
-            m.bn_frozen.fill_(True)
+            m.bn_frozen.fill_(frozen)
         if bn and isinstance(m, QBatchNorm2d):
-            m.frozen.fill_(True)
+            m.frozen.fill_(frozen)
 
 
 @torch.no_grad()

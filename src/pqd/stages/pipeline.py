@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from pqd.errors import PQDError
-from pqd.quant import freeze, prepare_qat
+from pqd.quant import freeze, is_quantized, prepare_qat
 from pqd.stages.distill import DistillTask
 from pqd.stages.prune import Pruner, apply_masks, attach_masks, has_masks, sparsity_report
-from pqd.stages.quantize import QATFreezer, start_qat
+from pqd.stages.quantize import QATFreezer, QuantizeConfig, start_qat
 from pqd.stages.recipe import Recipe, format_error, load_recipe, stage_config
 from pqd.training.loop import Hooks, atomic_save, evaluate, fit, resolve_device
 from pqd.training.runs import (CHECKPOINT_FILE, MODEL_FILE, DataConfig, load_model, load_state, prepare_run_dir,
@@ -170,7 +170,15 @@ def _run(cfg: CompressConfig, out: Path, ckpt: dict | None) -> CompressResult:
                                                 batches(train_ds, tcfg.batch_size, device="cpu")))
                 start_qat(model, stage_config(stage), calib)
             hooks.step_end.append(QATFreezer(model, stage_config(stage)).step)
-        elif stage.stage == "distill":
+        elif is_quantized(model):
+            # a later stage training a quantized model: BN statistics and ranges live again, frozen late in the
+            # stage on the quantize stage's schedule (training with frozen BN from the start is unstable)
+            qcfg = QuantizeConfig.model_validate(
+                {k: v for k, v in next(t for t in transforms if t["stage"] == "quantize").items() if k != "stage"})
+            if not mid_stage:
+                freeze(model, frozen=False)
+            hooks.step_end.append(QATFreezer(model, qcfg).step)
+        if stage.stage == "distill":
             teacher_model, _ = load_model(stage.teacher or cfg.teacher)
             task = DistillTask(teacher_model.to(device), stage_config(stage))
             if tcfg.channels_last:
@@ -191,7 +199,7 @@ def _run(cfg: CompressConfig, out: Path, ckpt: dict | None) -> CompressResult:
         # end-of-stage actions are idempotent, so re-running them after a resume is harmless
         if pruner is not None:
             pruner.finish()
-        if stage.stage == "quantize":
+        if is_quantized(model):
             freeze(model)
         model.to(memory_format=torch.contiguous_format)
         test = evaluate(model, test_ds, device=device)
