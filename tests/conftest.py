@@ -70,3 +70,15 @@ def teacher_run(tmp_path_factory, cifar10_dir) -> Path:
            "data": {"dataset": "cifar10", "data_dir": str(cifar10_dir)}, "train": TINY_TRAIN, "device": "cpu"},
           out=out)
     return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, teacher_run) -> Path:
+    """The paper's order (prune 50% -> QAT -> KD) on the tiny teacher."""
+    from pqd import compress, ordering_recipe
+
+    out = tmp_path_factory.mktemp("runs") / "pipeline"
+    compress(ordering_recipe(("prune", "quantize", "distill"), {"prune": 2, "quantize": 2, "distill": 1},
+                             train={"batch_size": 64, "amp": "off", "lr": 0.02}, prune={"sparsity": 0.5}),
+             teacher=teacher_run, out=out, device="cpu")
+    return out

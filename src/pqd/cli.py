@@ -110,6 +110,69 @@ def compress(
                                 resume=resume)))
 
 
+def _csv(value: str) -> str:
+    return value.replace(" ", "")
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="A run directory (or its model.pt)."),
+    out: Optional[Path] = typer.Option(None, help="Output .onnx [default: RUN/model.onnx]."),
+    int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Demand INT8 (QDQ) or FP32 [default: by run]."),
+):
+    """Export a run to ONNX: INT8 QDQ if it was quantized, else FP32. Input RGB in [0, 1], dynamic batch."""
+    from pqd.deploy.onnx import export as api_export
+
+    typer.echo(str(api_export(run, out, int8=int8)))
+
+
+@app.command()
+def bench(
+    models: List[Path] = typer.Argument(..., help="One or more .onnx files."),
+    runtime: str = typer.Option("ort", help="Comma-separated: ort,openvino,torch."),
+    threads: str = typer.Option("1", help="Comma-separated thread counts, e.g. 1,2."),
+    runs: int = typer.Option(200, help="Timed runs per variant (at least)."),
+    warmup: int = typer.Option(20, help="Untimed warm-up runs per variant."),
+    max_seconds: Optional[float] = typer.Option(None, help="Stop timing after this long (keeps >= 60 runs)."),
+    throughput_batch: Optional[int] = typer.Option(None, help="Also measure images/s at this batch size."),
+    out: Optional[Path] = typer.Option(None, help="Save the results (with the machine fingerprint) as JSON."),
+):
+    """Batch-1 latency of ONNX artifacts: interleaved, median/p90/p99, threads pinned, compute bound."""
+    from pqd.measure.latency import bench as api_bench
+
+    report = api_bench(models, runtimes=_csv(runtime), threads=_csv(threads), runs=runs, warmup=warmup,
+                       max_seconds=max_seconds, throughput_batch=throughput_batch)
+    typer.echo(str(report))
+    if out:
+        report.save(out)
+
+
+@app.command()
+def measure(
+    runs_: List[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Finished run directories."),
+    runtime: str = typer.Option("ort", help="Comma-separated: ort,openvino,torch."),
+    threads: str = typer.Option("1", help="Comma-separated thread counts."),
+    data_dir: Optional[Path] = typer.Option(None, help="Dataset folder [default: the run's]."),
+    timed_runs: int = typer.Option(200, "--runs", help="Timed runs per latency variant."),
+):
+    """Export each run and measure its triad on the artifact; writes RUN/results.json."""
+    from pqd.measure.results import measure_run, runs_table
+
+    results = [measure_run(r, runtimes=_csv(runtime).split(","), threads=[int(t) for t in _csv(threads).split(",")],
+                           data_dir=data_dir, runs=timed_runs) for r in runs_]
+    typer.echo(runs_table(results))
+
+
+@app.command()
+def report(
+    targets: List[Path] = typer.Argument(..., metavar="DIR...", help="Measured run directories, or one study dir."),
+):
+    """Print measured runs as a table (or write a study's Markdown report)."""
+    from pqd.measure.results import load_results, runs_table
+
+    typer.echo(runs_table([load_results(t) for t in targets]))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; returns the exit status. User errors print one line and return 2, never a traceback."""
     try:
