@@ -167,10 +167,44 @@ def measure(
 def report(
     targets: List[Path] = typer.Argument(..., metavar="DIR...", help="Measured run directories, or one study dir."),
 ):
-    """Print measured runs as a table (or write a study's Markdown report)."""
+    """Print measured runs as a table, or write a study directory's Markdown report with plots."""
     from pqd.measure.results import load_results, runs_table
 
+    if len(targets) == 1 and (targets[0] / "study.yaml").exists():
+        from pqd.study.report import write_report
+
+        path = write_report(targets[0])
+        typer.echo(f"report: {path}  (plots in {path.parent / 'plots'}, tables in results.csv / results.json)")
+        return
     typer.echo(runs_table([load_results(t) for t in targets]))
+
+
+@app.command()
+def study(
+    out: Path = typer.Option(..., help="Study directory (created, or continued: finished cells are skipped)."),
+    preset: str = typer.Option("small", help="paper | small | quick | smoke"),
+    data_dir: Optional[Path] = typer.Option(None, help="Dataset folder (holds cifar-10-batches-py/ ...)."),
+    download: bool = typer.Option(False, help="Download missing datasets (MD5-checked)."),
+    config: Optional[Path] = typer.Option(None, help="YAML overriding preset fields."),
+    set_: List[str] = typer.Option([], "--set", help="FIELD=VALUE override, repeatable (e.g. teacher.epochs=5)."),
+    shard: Optional[str] = typer.Option(None, help="Run only shard I/N of the cells (one process per shard)."),
+    teachers_only: bool = typer.Option(False, help="Only train the teachers (run first when sharding)."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda | auto [default: preset]."),
+):
+    """Run the whole study: teachers, single techniques, the pipeline, every ordering; then the report."""
+    from pqd.study import load_study_config, run_study
+
+    over = list(set_)
+    if data_dir is not None:
+        over.append(f"data_dir={data_dir}")
+    if download:
+        over.append("download=true")
+    if device:
+        over.append(f"device={device}")
+    cfg = load_study_config(preset, config_file=config, overrides=over)
+    results = run_study(cfg, out, shard=shard, teachers_only=teachers_only)
+    if not teachers_only:
+        typer.echo(f"{len(results)} cells measured; report: {out / 'report.md'}; tables: {out / 'results.csv'}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
