@@ -82,3 +82,14 @@ def pipeline_run(tmp_path_factory, teacher_run) -> Path:
                              train={"batch_size": 64, "amp": "off", "lr": 0.02}, prune={"sparsity": 0.5}),
              teacher=teacher_run, out=out, device="cpu")
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Opt-in tests: `slow` run with PQD_SLOW=1, `realdata` with PQD_DATA=DIR (holding cifar-10-batches-py)."""
+    import os
+
+    for item in items:
+        if "slow" in item.keywords and not os.environ.get("PQD_SLOW"):
+            item.add_marker(pytest.mark.skip(reason="slow: set PQD_SLOW=1"))
+        if "realdata" in item.keywords and not os.environ.get("PQD_DATA"):
+            item.add_marker(pytest.mark.skip(reason="real CIFAR-10: set PQD_DATA=DIR"))

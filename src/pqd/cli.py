@@ -190,6 +190,7 @@ def study(
     shard: Optional[str] = typer.Option(None, help="Run only shard I/N of the cells (one process per shard)."),
     teachers_only: bool = typer.Option(False, help="Only train the teachers (run first when sharding)."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda | auto [default: preset]."),
+    remeasure: bool = typer.Option(False, help="Time every cell's artifact again, interleaved, on this machine."),
 ):
     """Run the whole study: teachers, single techniques, the pipeline, every ordering; then the report."""
     from pqd.study import load_study_config, run_study
@@ -202,7 +203,7 @@ def study(
     if device:
         over.append(f"device={device}")
     cfg = load_study_config(preset, config_file=config, overrides=over)
-    results = run_study(cfg, out, shard=shard, teachers_only=teachers_only)
+    results = run_study(cfg, out, shard=shard, teachers_only=teachers_only, remeasure=remeasure)
     if not teachers_only:
         typer.echo(f"{len(results)} cells measured; report: {out / 'report.md'}; tables: {out / 'results.csv'}")
 

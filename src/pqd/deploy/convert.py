@@ -90,13 +90,13 @@ class DeployLinear(nn.Module):
 
 def _convert(m: nn.Module) -> nn.Module | None:
     if isinstance(m, QConvBN):
-        w, b, _ = m.folded()
+        w, _, _ = m.folded()
         q, s = quantize_weight(w)
         c = m.conv
-        return DeployConv(q, s, b, c.stride, c.padding, c.dilation, c.groups)
+        return DeployConv(q, s, m.deployed()[1], c.stride, c.padding, c.dilation, c.groups)
     if isinstance(m, QLinear):
         q, s = quantize_weight(m.linear.weight)
-        return DeployLinear(q, s, m.linear.bias)
+        return DeployLinear(q, s, m.deployed()[1])
     if isinstance(m, ActFakeQuant):
         scale, zp = m.qparams()
         return DeployQDQ(scale.item(), zp.item())

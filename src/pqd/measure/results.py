@@ -49,8 +49,10 @@ def _data(run: Path) -> dict:
 
 
 def measure_run(run: str | Path, *, runtimes=("ort",), threads=(1,), data_dir: str | Path | None = None,
-                test_subset: int | None = None, runs: int = 200, warmup: int = 20, bound: bool = True) -> dict:
-    """Measure the triad of a finished run on its exported artifact; writes and returns RUN/results.json."""
+                test_subset: int | None = None, runs: int = 200, warmup: int = 20, bound: bool = True,
+                latency: bool = True) -> dict:
+    """Measure the triad of a finished run on its exported artifact; writes and returns RUN/results.json.
+    ``latency=False`` leaves the timing to a later interleaved run over many artifacts (the study does this)."""
     run = Path(run)
     model, meta = load_model(run)
     data = _data(run)
@@ -93,11 +95,20 @@ def measure_run(run: str | Path, *, runtimes=("ort",), threads=(1,), data_dir: s
         "onnx": str(onnx_path),
         "compact": str(compact_path),
     }
-    report = bench([onnx_path], runtimes=runtimes, threads=threads, runs=runs, warmup=warmup, bound=bound)
-    result["latency"] = [{k: v for k, v in asdict(r).items() if k != "model"} for r in report.results]
-    result["machine"] = report.machine if report.results else fingerprint()
+    result["latency"], result["machine"] = [], fingerprint()
+    if latency:
+        report = bench([onnx_path], runtimes=runtimes, threads=threads, runs=runs, warmup=warmup, bound=bound)
+        attach_latency([result], report)
     (run / RESULTS_FILE).write_text(json.dumps(result, indent=2))
     return result
+
+
+def attach_latency(results: list[dict], report) -> None:
+    """Put the rows of a BenchReport into the results whose 'onnx' file they timed (with the fingerprint)."""
+    for res in results:
+        res["latency"] = [{k: v for k, v in asdict(r).items() if k != "model"} for r in report.results
+                          if Path(r.model) == Path(res["onnx"])]
+        res["machine"] = report.machine
 
 
 def load_results(run: str | Path) -> dict:

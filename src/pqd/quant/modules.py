@@ -38,6 +38,15 @@ def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q.to(torch.int8), s
 
 
+def quantize_bias(b: torch.Tensor | None, input_quant: "ActFakeQuant | None", w: torch.Tensor):
+    """Round a bias to the int32 grid s_in * s_w[c] that ONNX Runtime / OpenVINO use for QLinearConv / QGemm
+    (straight-through gradient). Without a linked input quantizer the bias stays float."""
+    if b is None or input_quant is None:
+        return b
+    step = (input_quant.qparams()[0].detach() * weight_scale(w)).clamp_min(1e-20)
+    return b + (torch.round(b / step) * step - b).detach()
+
+
 class ActFakeQuant(nn.Module):
     """Per-tensor uint8 fake quantizer with a moving-average min/max observer (the range always includes 0)."""
 
@@ -69,6 +78,8 @@ class ActFakeQuant(nn.Module):
         zp = torch.clamp(torch.round(-mn / scale), A_QMIN, A_QMAX).to(torch.int32)
         return scale.reshape(1), zp.reshape(1)
 
+    _trace: dict | None = None  # storage pointer -> quantizer, filled only while ``link_input_quantizers`` runs
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if bool(self.observing) and (self.training or self.force_observe):
             self.observe(x)
@@ -77,7 +88,10 @@ class ActFakeQuant(nn.Module):
     def requantize(self, x: torch.Tensor) -> torch.Tensor:
         """Quantize with the current range, without observing (e.g. after max-pooling)."""
         scale, zp = self.qparams()
-        return torch.fake_quantize_per_tensor_affine(x.float(), scale, zp, A_QMIN, A_QMAX)
+        out = torch.fake_quantize_per_tensor_affine(x.float(), scale, zp, A_QMIN, A_QMAX)
+        if ActFakeQuant._trace is not None:
+            ActFakeQuant._trace[out.untyped_storage().data_ptr()] = (self, out)
+        return out
 
     def extra_repr(self) -> str:
         return f"range=[{float(self.min_val):.4g}, {float(self.max_val):.4g}], observing={bool(self.observing)}"
@@ -97,6 +111,7 @@ class QConvBN(nn.Module):
         self.conv = conv
         self.bn = bn
         self.register_buffer("bn_frozen", torch.tensor(False))
+        self.input_quant: ActFakeQuant | None = None  # set by ``link_input_quantizers`` (not a submodule)
 
     def folded(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(folded float weight, folded bias, gamma / sigma) with running statistics."""
@@ -111,15 +126,19 @@ class QConvBN(nn.Module):
         c = self.conv
         return F.conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups)
 
+    def deployed(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(fake-quantized folded weight, bias rounded to int32 at scale s_in * s_w): the deployed arithmetic."""
+        w, b, _ = self.folded()
+        return fake_quant_weight(w), quantize_bias(b, self.input_quant, w)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w, b, g = self.folded()
-        wq = fake_quant_weight(w)
         if self.bn is not None and self.training and not bool(self.bn_frozen):
-            y = self._conv(x, wq, None) / g.view(1, -1, 1, 1)
+            w, _, g = self.folded()
+            y = self._conv(x, fake_quant_weight(w), None) / g.view(1, -1, 1, 1)
             if self.conv.bias is not None:
                 y = y + self.conv.bias.view(1, -1, 1, 1)
             return self.bn(y)
-        return self._conv(x, wq, b)
+        return self._conv(x, *self.deployed())
 
 
 class QLinear(nn.Module):
@@ -128,9 +147,14 @@ class QLinear(nn.Module):
     def __init__(self, linear: nn.Linear):
         super().__init__()
         self.linear = linear
+        self.input_quant: ActFakeQuant | None = None
+
+    def deployed(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        w = self.linear.weight
+        return fake_quant_weight(w), quantize_bias(self.linear.bias, self.input_quant, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.float(), fake_quant_weight(self.linear.weight), self.linear.bias)
+        return F.linear(x.float(), *self.deployed())
 
 
 class QBatchNorm2d(nn.BatchNorm2d):
@@ -165,7 +189,7 @@ def _swap(module: nn.Module) -> nn.Module | None:
     return None
 
 
-def prepare_qat(model: nn.Module) -> nn.Module:
+def prepare_qat(model: nn.Module, image_size: int = 32) -> nn.Module:
     """Swap every quantizable module of a pqd model for its fake-quantized form, in place. Idempotent."""
     if is_quantized(model):
         return model
@@ -179,7 +203,35 @@ def prepare_qat(model: nn.Module) -> nn.Module:
                 visit(child)
 
     visit(model)
+    link_input_quantizers(model, image_size)
     return model
+
+
+@torch.no_grad()
+def link_input_quantizers(model: nn.Module, image_size: int = 32) -> None:
+    """Tell each QConvBN / QLinear which activation quantizer produces its input (its bias is then simulated on
+    the int32 grid s_in * s_w). Found by one traced forward pass in eval mode; a layer fed by a float tensor (e.g.
+    after a standalone batch norm's float result) keeps a float bias."""
+    layers = [m for m in model.modules() if isinstance(m, (QConvBN, QLinear))]
+    trace: dict = {}
+
+    def pre_hook(mod, args):
+        hit = trace.get(args[0].untyped_storage().data_ptr())
+        fq = hit[0] if hit is not None and hit[1].shape.numel() == args[0].shape.numel() else None
+        object.__setattr__(mod, "input_quant", fq)  # a reference, not a submodule: state_dict unchanged
+
+    handles = [m.register_forward_pre_hook(pre_hook) for m in layers]
+    was = model.training
+    device = next(model.parameters()).device
+    ActFakeQuant._trace = trace
+    try:
+        model.eval()
+        model(torch.zeros(1, 3, image_size, image_size, device=device))
+    finally:
+        ActFakeQuant._trace = None
+        for h in handles:
+            h.remove()
+        model.train(was)
 
 
 def is_quantized(model: nn.Module) -> bool:

@@ -17,7 +17,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from pqd.errors import PQDError
-from pqd.measure.results import RESULTS_FILE, measure_run
+from pqd.measure.latency import bench
+from pqd.measure.results import RESULTS_FILE, attach_latency, measure_run
 from pqd.stages.pipeline import compress
 from pqd.stages.recipe import ordering_recipe
 from pqd.study.presets import StudyConfig
@@ -78,7 +79,7 @@ def run_cell(cfg: StudyConfig, study: Path, cell: Cell) -> dict:
                                  prune={"sparsity": cfg.sparsity},
                                  distill={"temperature": cfg.temperature, "alpha": cfg.alpha})
         compress(recipe, teacher=teacher, out=out, device=cfg.device, resume=(out / CHECKPOINT_FILE).exists())
-    result = measure_run(out, runtimes=cfg.runtimes, threads=cfg.threads, runs=cfg.latency_runs)
+    result = measure_run(out, latency=False)  # timed later, interleaved with the other cells
     result.update({"method": cell.method, "seed": cell.seed, "cell": cell.name})
     (out / RESULTS_FILE).write_text(json.dumps(result, indent=2))
     return result
@@ -132,11 +133,32 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def measure_latency(cfg: StudyConfig, study: Path, todo: list[Cell], *, remeasure: bool = False) -> None:
+    """Time the artifacts of ``todo`` in one interleaved run per (model, dataset), so that the cells of a group are
+    compared under the same machine conditions. Cells already timed are kept unless ``remeasure``."""
+    groups: dict[tuple[str, str], list[tuple[Path, dict]]] = {}
+    for cell in todo:
+        f = cell_dir(study, cell) / RESULTS_FILE
+        if f.exists():
+            res = json.loads(f.read_text())
+            if remeasure or not res.get("latency"):
+                groups.setdefault((cell.model, cell.dataset), []).append((f, res))
+    for (model, dataset), items in groups.items():
+        tqdm.write(f"timing {len(items)} artifacts of {model}/{dataset} (interleaved, {cfg.latency_runs} runs each)")
+        report = bench([res["onnx"] for _, res in items], runtimes=cfg.runtimes, threads=cfg.threads,
+                       runs=cfg.latency_runs)
+        attach_latency([res for _, res in items], report)
+        for f, res in items:
+            f.write_text(json.dumps(res, indent=2))
+
+
 def run_study(cfg: StudyConfig, out: str | Path, *, shard: str | None = None, teachers_only: bool = False,
-              report: bool = True) -> list[dict]:
+              report: bool = True, remeasure: bool = False) -> list[dict]:
     """Run (or continue) the study in ``out``. With ``shard='i/n'`` only every n-th cell from i runs, so a
     cluster scheduler can run one process per shard; teachers are trained by whichever shard needs them first
-    unless ``teachers_only`` runs them as their own sharded phase."""
+    unless ``teachers_only`` runs them as their own sharded phase. Latency is timed at the end, interleaved over
+    the cells of each (model, dataset); ``remeasure`` times every cell again (e.g. all on one machine after a
+    sharded run)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "study.yaml"
@@ -155,7 +177,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, shard: str | None = None, te
     bar = tqdm(todo, desc="study", unit="cell", disable=None)
     for cell in bar:
         bar.set_postfix_str(cell.name)
-        if (cell_dir(out, cell) / RESULTS_FILE).exists():
+        if (cell_dir(out, cell) / RESULTS_FILE).exists() or (teachers_only and _done(teacher_dir(out, cell))):
             continue
         t0 = time.perf_counter()
         if teachers_only:
@@ -164,6 +186,8 @@ def run_study(cfg: StudyConfig, out: str | Path, *, shard: str | None = None, te
             res = run_cell(cfg, out, cell)
             tqdm.write(f"[{cell.name}] accuracy {res['accuracy']:.2f}% (artifact), compact "
                        f"{res['sizes']['compact_mib']:.2f} MiB, {time.perf_counter() - t0:.0f} s")
+    if not teachers_only:
+        measure_latency(cfg, out, todo, remeasure=remeasure)
     results = write_tables(out)
     if report and not teachers_only:
         from pqd.study.report import write_report

@@ -68,15 +68,15 @@ PRESETS: dict[str, dict] = {
               "seeds": [0, 1, 2],
               "teacher": {"epochs": 200, "lr": 0.1, "warmup_epochs": 1, "batch_size": 128},
               "stages": {"lr": 0.01, "batch_size": 128}, "epochs": {"prune": 20, "quantize": 40, "distill": 40}},
-    # a 2-core CPU in a few hours: ResNet-18 at half width on 10k CIFAR-10 images, 2/4/4 stage epochs
+    # a 2-core CPU within hours: ResNet-18 at half width on 10k CIFAR-10 images, the 1:2:2 split as 1/2/2 epochs
     "small": {"models": ["resnet18"], "datasets": ["cifar10"], "seeds": [0], "model_options": {"width": 0.5},
-              "subset": 10000, "teacher": {"epochs": 15, "lr": 0.1, "warmup_epochs": 1},
-              "stages": {"lr": 0.01}, "epochs": {"prune": 2, "quantize": 4, "distill": 4},
+              "subset": 10000, "teacher": {"epochs": 10, "lr": 0.1, "warmup_epochs": 1},
+              "stages": {"lr": 0.01}, "epochs": {"prune": 1, "quantize": 2, "distill": 2},
               "runtimes": ["ort", "openvino"], "threads": [2]},
     # the README's main job: minutes on a CPU, the paper's pipeline against its baseline and single techniques
     "quick": {"models": ["resnet18"], "datasets": ["cifar10"], "seeds": [0], "model_options": {"width": 0.25},
               "methods": ["fp32", "prune", "quantize", "distill", "prune-quantize", "prune-quantize-distill"],
-              "subset": 5000, "test_subset": 2000, "teacher": {"epochs": 4, "lr": 0.1, "warmup_epochs": 0.5},
+              "subset": 20000, "test_subset": 2000, "teacher": {"epochs": 5, "lr": 0.1, "warmup_epochs": 0.5},
               "stages": {"lr": 0.01}, "epochs": {"prune": 1, "quantize": 1, "distill": 1},
               "runtimes": ["ort"], "threads": [2], "latency_runs": 100},
     # tiny models and data, a minute or two; used by the tests
