@@ -32,7 +32,7 @@ def test_shipped_recipes_are_the_paper_split_in_every_order():
     ("stages: [{stage: distill, epochs: 1, alpha: 2}]", r"stages\[0\].distill.alpha"),
     ("stagez: []", "stagez: unknown field"),
     ("stages: [{stage: prune, epochs: 1}\n", "not valid YAML at line"),
-    ("- just a list", "a recipe is a mapping"),
+    ("- just a list", "expected a mapping of recipe fields"),
     ("train: {lr: 0}\nstages: [{stage: prune, epochs: 1}]", r"train.lr: Input should be greater than 0"),
 ])
 def test_bad_recipes_are_rejected_with_the_field(tmp_path, body, message):

@@ -177,3 +177,19 @@ def test_cubic_schedule_and_layerwise_scope():
     for name, frac in sparsity_report(model)["layers"].items():
         assert abs(frac - 0.5) < 0.01, name
     assert not hasattr(model.fc, "weight_mask") and not hasattr(model.features[0].conv.conv, "weight_mask") is False
+
+
+def test_activation_fake_quant_matches_torch_op_values_and_gradients():
+    from pqd.quant.modules import _FakeQuantAct
+
+    x = torch.randn(4, 8, 5, 5) * 3
+    s, z = torch.tensor([0.02]), torch.tensor([128], dtype=torch.int32)
+    a = x.clone().requires_grad_()
+    b = x.clone().requires_grad_()
+    ya = torch.fake_quantize_per_tensor_affine(a, s, z, 0, 255)
+    yb = _FakeQuantAct.apply(b, s, z.float(), 0, 255)
+    assert torch.equal(ya, yb)
+    g = torch.randn_like(x)
+    ya.backward(g)
+    yb.backward(g)
+    assert torch.equal(a.grad, b.grad) and (a.grad == 0).any()  # zero gradient outside the range

@@ -7,27 +7,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-import yaml
-
+from pqd.config import read_yaml
 from pqd.errors import PQDError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pqd: prune -> quantize (INT8 QAT) -> distill CNN classifiers, measured on the deployed "
                        "artifact.")
-
-
-def _read_yaml(path: Optional[Path]) -> dict:
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise PQDError(f"config file {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise PQDError(f"{path}: not valid YAML; fix the syntax") from None
-    if not isinstance(data, dict):
-        raise PQDError(f"{path}: expected a mapping of config fields")
-    return data
 
 
 @app.command()
@@ -56,7 +41,7 @@ def train(
     """Train an FP32 baseline (the teacher) from scratch."""
     from pqd.training import train as api_train
 
-    cfg = _read_yaml(config)
+    cfg = read_yaml(config, "train config") if config else {}
     cfg.setdefault("model", model)
     cfg["device"] = device
     data = cfg.setdefault("data", {})

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pqd.quant.modules import A_QMAX, A_QMIN, ActFakeQuant, QBatchNorm2d, QConvBN, QLinear, quantize_weight
+from pqd.quant.modules import (A_QMAX, A_QMIN, ActFakeQuant, QBatchNorm2d, QConvBN, QLinear, quantize_weight,
+                                swap_modules)
 
 
 @torch.library.custom_op("pqd::qdq", mutates_args=())
@@ -111,16 +112,7 @@ def _convert(m: nn.Module) -> nn.Module | None:
 def to_deploy(model: nn.Module) -> nn.Module:
     """A deploy-form copy of a quantized model (the input is left unchanged)."""
     model = copy.deepcopy(model).eval().to("cpu", memory_format=torch.contiguous_format)
-
-    def visit(parent):
-        for name, child in list(parent.named_children()):
-            new = _convert(child)
-            if new is not None:
-                setattr(parent, name, new)
-            else:
-                visit(child)
-
-    visit(model)
+    swap_modules(model, _convert)
     return model.eval()
 
 

@@ -114,8 +114,8 @@ def bench(models, *, runtimes="ort", threads="1", runs: int = 200, warmup: int =
             lat = Latency(model=str(m), runtime=r, threads=t, batch=1, median_ms=float(np.median(ms)),
                           p90_ms=float(np.percentile(ms, 90)), p99_ms=float(np.percentile(ms, 99)), runs=len(ms),
                           macs=macs, int8=int8)
-            if bound and r != "torch":
-                peak = measure_peak(r, t, int8)
+            if bound:
+                peak = measure_peak(t, int8)
                 lat.bound_ms = macs / peak * 1e3
                 lat.bound_ratio = lat.median_ms / lat.bound_ms
             if throughput_batch:

@@ -47,6 +47,26 @@ def quantize_bias(b: torch.Tensor | None, input_quant: "ActFakeQuant | None", w:
     return b + (torch.round(b / step) * step - b).detach()
 
 
+class _FakeQuantAct(torch.autograd.Function):
+    """Per-tensor affine fake quantization, computed in float32 and returned in the input's dtype.
+
+    Same values as ``torch.fake_quantize_per_tensor_affine`` in float32 (tested), about twice as fast on CPU, and it
+    hands bf16 back under autocast instead of forcing float32 activations. Straight-through gradient inside the
+    clamping range, zero outside."""
+
+    @staticmethod
+    def forward(ctx, x, scale, zero_point, qmin: int, qmax: int):
+        q = x.to(torch.float32, copy=True).mul_(1.0 / scale).round_().add_(zero_point)  # never in place on x
+        inside = (q >= qmin) & (q <= qmax)
+        ctx.save_for_backward(inside)
+        return q.clamp_(qmin, qmax).sub_(zero_point).mul_(scale).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None, None
+
+
 class ActFakeQuant(nn.Module):
     """Per-tensor uint8 fake quantizer with a moving-average min/max observer (the range always includes 0)."""
 
@@ -61,7 +81,7 @@ class ActFakeQuant(nn.Module):
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor) -> None:
-        mn, mx = x.detach().min().float(), x.detach().max().float()
+        mn, mx = (v.float() for v in torch.aminmax(x.detach()))
         if not bool(self.initialized):
             self.min_val.copy_(mn)
             self.max_val.copy_(mx)
@@ -88,7 +108,7 @@ class ActFakeQuant(nn.Module):
     def requantize(self, x: torch.Tensor) -> torch.Tensor:
         """Quantize with the current range, without observing (e.g. after max-pooling)."""
         scale, zp = self.qparams()
-        out = torch.fake_quantize_per_tensor_affine(x.float(), scale, zp, A_QMIN, A_QMAX)
+        out = _FakeQuantAct.apply(x, scale, zp.float(), A_QMIN, A_QMAX)
         if ActFakeQuant._trace is not None:
             ActFakeQuant._trace[out.untyped_storage().data_ptr()] = (self, out)
         return out
@@ -134,7 +154,8 @@ class QConvBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bn is not None and self.training and not bool(self.bn_frozen):
             w, _, g = self.folded()
-            y = self._conv(x, fake_quant_weight(w), None) / g.view(1, -1, 1, 1)
+            # conv(x, fq(w * g)) / g, with the per-channel division moved onto the (small) weight tensor
+            y = self._conv(x, fake_quant_weight(w) / g.view(-1, 1, 1, 1), None)
             if self.conv.bias is not None:
                 y = y + self.conv.bias.view(1, -1, 1, 1)
             return self.bn(y)
@@ -189,20 +210,23 @@ def _swap(module: nn.Module) -> nn.Module | None:
     return None
 
 
+def swap_modules(parent: nn.Module, convert) -> None:
+    """Replace, in place, every submodule for which ``convert(module)`` returns a module; recurse into the rest."""
+    for name, child in list(parent.named_children()):
+        new = convert(child)
+        if new is not None:
+            setattr(parent, name, new)
+        else:
+            swap_modules(child, convert)
+
+
 def prepare_qat(model: nn.Module, image_size: int = 32) -> nn.Module:
     """Swap every quantizable module of a pqd model for its fake-quantized form, in place. Idempotent."""
     if is_quantized(model):
         return model
-
-    def visit(parent: nn.Module) -> None:
-        for name, child in list(parent.named_children()):
-            new = _swap(child)
-            if new is not None:
-                setattr(parent, name, new)
-            else:
-                visit(child)
-
-    visit(model)
+    device = next(model.parameters()).device
+    swap_modules(model, _swap)
+    model.to(device)  # new quantizer buffers follow the model
     link_input_quantizers(model, image_size)
     return model
 

@@ -139,6 +139,7 @@ def _run(cfg: CompressConfig, out: Path, ckpt: dict | None) -> CompressResult:
         raise PQDError(f"{cfg.student or cfg.teacher} was trained for {start['num_classes']} classes but "
                        f"{cfg.data.dataset} has {train_ds.num_classes}: pass the matching --dataset or teacher")
     model, meta = load_model(cfg.student or cfg.teacher)
+    model.to(device)
     transforms = list(meta["transforms"])
     save_yaml(cfg.model_dump(), out / "config.yaml")
     save_yaml(recipe.model_dump(), out / "recipe.yaml")
@@ -149,6 +150,7 @@ def _run(cfg: CompressConfig, out: Path, ckpt: dict | None) -> CompressResult:
         transforms = list(ckpt["transforms"])
         restore_structure(model, transforms[len(meta["transforms"]):])
         load_state(model, ckpt["model"], str(out / CHECKPOINT_FILE), meta["model"])
+        model.to(device)
         done_history, summaries = list(ckpt["done_history"]), list(ckpt["summaries"])
     metrics_path = out / "metrics.jsonl"
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in done_history + (ckpt or {}).get("history", [])))
@@ -167,7 +169,7 @@ def _run(cfg: CompressConfig, out: Path, ckpt: dict | None) -> CompressResult:
         elif stage.stage == "quantize":
             if not mid_stage:
                 calib = (x for _, (x, _) in zip(range(stage.calibration_batches),
-                                                batches(train_ds, tcfg.batch_size, device="cpu")))
+                                                batches(train_ds, tcfg.batch_size, device=device)))
                 start_qat(model, stage_config(stage), calib)
             hooks.step_end.append(QATFreezer(model, stage_config(stage)).step)
         elif is_quantized(model):

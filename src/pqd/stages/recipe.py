@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pqd.config import read_yaml
 from pqd.errors import PQDError
 from pqd.errors import format_validation_error as format_error
 from pqd.stages.distill import DistillConfig
@@ -89,18 +89,8 @@ def load_recipe(source: str | Path | dict | Recipe) -> Recipe:
         return source
     name = "recipe"
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        name = str(path)
-        if not path.is_file():
-            raise PQDError(f"recipe {path} not found: pass a YAML file such as recipes/paper.yaml")
-        try:
-            source = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise PQDError(f"{path}: not valid YAML{where}; fix the syntax") from None
-        if not isinstance(source, dict):
-            raise PQDError(f"{path}: a recipe is a mapping with a 'stages' list; see recipes/paper.yaml")
+        name = str(source)
+        source = read_yaml(source, "recipe")
     try:
         return Recipe.model_validate(source)
     except ValidationError as e:

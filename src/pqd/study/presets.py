@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pqd.config import read_yaml
 from pqd.errors import PQDError, format_validation_error
 from pqd.stages.recipe import STAGE_NAMES
 from pqd.training.loop import TrainConfig
@@ -120,16 +121,7 @@ def load_study_config(preset: str = "small", *, config_file: str | Path | None =
         raise PQDError(f"unknown preset '{preset}': choose {', '.join(PRESETS)}")
     raw = dict(PRESETS[preset])
     if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise PQDError(f"study config {path} not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
-            raise PQDError(f"{path}: not valid YAML; fix the syntax") from None
-        if not isinstance(data, dict):
-            raise PQDError(f"{path}: expected a mapping of study fields")
-        raw = _merge(raw, data)
+        raw = _merge(raw, read_yaml(config_file, "study config"))
     if isinstance(overrides, dict):
         raw = _merge(raw, overrides)
     else:

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
+from pqd.config import save_yaml
 from pqd.data import load_dataset
 from pqd.errors import PQDError, format_validation_error
 from pqd.models import create_model
@@ -70,12 +71,6 @@ class TrainResult:
 
     def __str__(self) -> str:
         return "\n".join(f"{k:>15}: {v:.4g}" if isinstance(v, float) else f"{k:>15}: {v}" for k, v in asdict(self).items())
-
-
-def save_yaml(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
-    tmp.replace(path)
 
 
 def save_model(model: nn.Module, path: Path, *, name: str, num_classes: int, options: dict,
