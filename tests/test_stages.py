@@ -193,3 +193,13 @@ def test_activation_fake_quant_matches_torch_op_values_and_gradients():
     ya.backward(g)
     yb.backward(g)
     assert torch.equal(a.grad, b.grad) and (a.grad == 0).any()  # zero gradient outside the range
+
+
+def test_global_schedule_spans_all_stages(tmp_path, teacher_run):
+    rec = ordering_recipe(("prune", "distill"), {"prune": 2, "distill": 2}, train=TRAIN, prune={"sparsity": 0.3})
+    rec = rec.model_copy(update={"schedule": "global"})
+    compress(rec, teacher=teacher_run, out=tmp_path / "g", device="cpu", **SUBSET)
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lrs) == 4 and all(a > b for a, b in zip(lrs, lrs[1:]))  # one cosine, no restart at the distill stage
+    saved = (tmp_path / "g" / "recipe.yaml").read_text()
+    assert "schedule: global" in saved
