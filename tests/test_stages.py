@@ -58,7 +58,8 @@ def check_run(run, order):
     return model
 
 
-@pytest.mark.parametrize("order", [("prune",), ("quantize",), ("distill",), ("prune", "quantize"),
+@pytest.mark.parametrize("order", [("prune",), ("quantize",), ("distill",),
+                                   *permutations(("prune", "quantize", "distill"), 2),
                                    *permutations(("prune", "quantize", "distill"))])
 def test_every_order_runs_and_keeps_masks(tmp_path, teacher_run, order):
     res = compress(_recipe(order), teacher=teacher_run, out=tmp_path / "run", device="cpu", **SUBSET)
