@@ -18,9 +18,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 @app.command()
 def train(
     out: Path = typer.Option(..., help="Run directory to create (or continue with --resume)."),
-    model: str = typer.Option("resnet18", help="resnet18 | wrn28_10 | vgg16_bn"),
-    dataset: str = typer.Option("cifar10", help="cifar10 | cifar100"),
-    data_dir: Path = typer.Option(Path("data"), help="Folder holding cifar-10-batches-py/ or cifar-100-python/."),
+    model: Optional[str] = typer.Option(None, help="resnet18 | wrn28_10 | vgg16_bn [default resnet18]."),
+    dataset: Optional[str] = typer.Option(None, help="cifar10 | cifar100 [default cifar10]."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder holding cifar-10-batches-py/ or cifar-100-python/ "
+                                                       "[default ./data]."),
     download: bool = typer.Option(False, help="Download the official archive (MD5-checked) when missing."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs [default 1]."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size [default 128]."),
@@ -42,10 +43,12 @@ def train(
     from pqd.training import train as api_train
 
     cfg = read_yaml(config, "train config") if config else {}
-    cfg.setdefault("model", model)
+    if model is not None:
+        cfg["model"] = model
     cfg["device"] = device
     data = cfg.setdefault("data", {})
-    data.update({k: v for k, v in {"dataset": dataset, "data_dir": str(data_dir), "download": download or None,
+    data.update({k: v for k, v in {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None,
+                                   "download": download or None,
                                    "val_size": val_size, "subset": subset, "test_subset": test_subset}.items()
                  if v is not None})
     tr = cfg.setdefault("train", {})
@@ -143,8 +146,8 @@ def measure(
     """Export each run and measure its triad on the artifact; writes RUN/results.json."""
     from pqd.measure.results import measure_run, runs_table
 
-    results = [measure_run(r, runtimes=_csv(runtime).split(","), threads=[int(t) for t in _csv(threads).split(",")],
-                           data_dir=data_dir, runs=timed_runs) for r in runs_]
+    results = [measure_run(r, runtimes=_csv(runtime), threads=_csv(threads), data_dir=data_dir, runs=timed_runs)
+               for r in runs_]
     typer.echo(runs_table(results))
 
 
