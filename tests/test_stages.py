@@ -204,3 +204,21 @@ def test_global_schedule_spans_all_stages(tmp_path, teacher_run):
     assert len(lrs) == 4 and all(a > b for a, b in zip(lrs, lrs[1:]))  # one cosine, no restart at the distill stage
     saved = (tmp_path / "g" / "recipe.yaml").read_text()
     assert "schedule: global" in saved
+
+
+def test_later_stage_on_a_quantized_model_reopens_bn_and_ranges(tmp_path, teacher_run):
+    """Regression: a prune stage after quantize must train with live BN statistics and ranges (re-frozen late in
+    the stage); with them frozen from its first step it collapsed to chance on real CIFAR-10."""
+    quant = ordering_recipe(("quantize",), {"quantize": 1}, train=TRAIN)
+    both = ordering_recipe(("quantize", "prune"), {"quantize": 1, "prune": 1}, train=TRAIN, prune={"sparsity": 0.5})
+    compress(quant, teacher=teacher_run, out=tmp_path / "q", device="cpu", **SUBSET)
+    compress(both, teacher=teacher_run, out=tmp_path / "qp", device="cpu", **SUBSET)
+    after_q, _ = load_model(tmp_path / "q")
+    after_qp, _ = load_model(tmp_path / "qp")
+    sa, sb = after_q.state_dict(), after_qp.state_dict()
+    bn = [k for k in sa if k.endswith("bn.running_mean")]
+    ranges = [k for k in sa if k.endswith("max_val")]
+    assert bn and ranges
+    assert all(not torch.equal(sa[k], sb[k]) for k in bn)  # BN statistics moved during the prune stage
+    assert sum(not torch.equal(sa[k], sb[k]) for k in ranges) > len(ranges) // 2  # and so did the ranges
+    assert all(bool(m.bn_frozen) for m in after_qp.modules() if isinstance(m, QConvBN))  # frozen again at the end

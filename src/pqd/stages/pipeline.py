@@ -166,7 +166,7 @@ def _run(cfg: CompressConfig, out: Path, ckpt: dict | None) -> CompressResult:
         if stage.stage == "prune":
             pruner = Pruner(model, stage_config(stage))
             hooks.step_end.append(pruner.step)
-        elif stage.stage == "quantize":
+        if stage.stage == "quantize":
             if not mid_stage:
                 calib = (x for _, (x, _) in zip(range(stage.calibration_batches),
                                                 batches(train_ds, tcfg.batch_size, device=device)))
