@@ -86,6 +86,7 @@ def bench(models, *, runtimes="ort", threads="1", runs: int = 200, warmup: int =
         raise PQDError("no model given: pass one or more .onnx files")
     rng = np.random.default_rng(0)
     x1 = rng.random((1, 3, image_size, image_size), dtype=np.float32)
+    graph = {m: (count_macs(m), graph_is_int8(m)) for m in models}  # read each graph once, not per variant
     results = []
     for t in threads:
         variants = []
@@ -109,8 +110,7 @@ def bench(models, *, runtimes="ort", threads="1", runs: int = 200, warmup: int =
                 break
         for m, r, s, times in variants:
             ms = np.array(times) * 1e3
-            macs = count_macs(m)
-            int8 = graph_is_int8(m)
+            macs, int8 = graph[m]
             lat = Latency(model=str(m), runtime=r, threads=t, batch=1, median_ms=float(np.median(ms)),
                           p90_ms=float(np.percentile(ms, 90)), p99_ms=float(np.percentile(ms, 99)), runs=len(ms),
                           macs=macs, int8=int8)

@@ -8,7 +8,6 @@ run does.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -249,13 +248,3 @@ def fit(
         shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "lr")
         tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: {shown}")
     return history
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module):
-    was = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was)
